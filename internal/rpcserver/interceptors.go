@@ -66,6 +66,9 @@ func validRequestID(id string) bool {
 // so that no SQL, file path or stack trace reaches a client.
 type observer struct {
 	logger *slog.Logger
+	// timeout bounds unary calls whose client set no deadline, so that a
+	// hanging dependency cannot hold a call, and its resources, forever.
+	timeout time.Duration
 }
 
 var _ connect.Interceptor = (*observer)(nil)
@@ -78,6 +81,11 @@ func (o *observer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		start := time.Now()
 		id := requestIDFrom(req.Header())
 		ctx = WithRequestID(ctx, id)
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, o.timeout)
+			defer cancel()
+		}
 
 		res, err := next(ctx, req)
 		err = o.finish(ctx, req.Spec(), req.Peer(), start, err)

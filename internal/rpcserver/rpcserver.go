@@ -55,7 +55,13 @@ type Config struct {
 	// Checker answers health checks; nil reports every mounted service as
 	// serving for as long as the server runs.
 	Checker grpchealth.Checker
+	// CallTimeout bounds a unary call whose client set no deadline; zero
+	// means [DefaultCallTimeout]. A client's own deadline always wins.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout bounds unary calls that come without a deadline.
+const DefaultCallTimeout = 15 * time.Second
 
 // Server is one tienda part listening on one port. It is created by [New],
 // filled by [Server.Mount], and run by [Server.Start] until
@@ -82,6 +88,9 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Logger = cfg.Logger.With(slog.String("part", cfg.Name))
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
 	v, err := newValidator()
 	if err != nil {
 		panic(err)
@@ -90,7 +99,7 @@ func New(cfg Config) *Server {
 		cfg:       cfg,
 		mux:       http.NewServeMux(),
 		validator: v,
-		observer:  &observer{logger: cfg.Logger},
+		observer:  &observer{logger: cfg.Logger, timeout: cfg.CallTimeout},
 		draining:  make(chan struct{}),
 	}
 }

@@ -32,13 +32,16 @@ type fakeInventory struct {
 var _ inventoryv1connect.InventoryServiceHandler = (*fakeInventory)(nil)
 
 func (f *fakeInventory) GetProduct(
-	_ context.Context, req *connect.Request[inventoryv1.GetProductRequest],
+	ctx context.Context, req *connect.Request[inventoryv1.GetProductRequest],
 ) (*connect.Response[inventoryv1.GetProductResponse], error) {
 	switch req.Msg.GetSku() {
 	case "SQL":
 		return nil, fmt.Errorf("select sku from products where x: %w", errors.New("disk I/O error"))
 	case "PANIC":
 		panic("index out of range")
+	case "HANG":
+		<-ctx.Done()
+		return nil, ctx.Err()
 	case "MISSING":
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("no product MISSING"))
 	}
@@ -85,14 +88,15 @@ type testServer struct {
 
 func startServer(tb testing.TB, origins ...string) *testServer {
 	tb.Helper()
+	return startServerWith(tb, rpcserver.Config{AllowedOrigins: origins})
+}
+
+func startServerWith(tb testing.TB, cfg rpcserver.Config) *testServer {
+	tb.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	srv := rpcserver.New(rpcserver.Config{
-		Name:           "test",
-		Addr:           "127.0.0.1:0",
-		Logger:         logger,
-		AllowedOrigins: origins,
-	})
+	cfg.Name, cfg.Addr, cfg.Logger = "test", "127.0.0.1:0", logger
+	srv := rpcserver.New(cfg)
 	fake := &fakeInventory{streaming: make(chan struct{})}
 	srv.Mount(inventoryv1connect.NewInventoryServiceHandler(fake, srv.HandlerOptions()...))
 	if err := srv.Start(); err != nil {
@@ -339,5 +343,16 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	if got := connect.CodeOf(stream.Err()); got != connect.CodeUnavailable {
 		t.Errorf("stream ended with %v, want Unavailable", stream.Err())
+	}
+}
+
+func TestCallsWithoutDeadlineAreBounded(t *testing.T) {
+	t.Parallel()
+	ts := startServerWith(t, rpcserver.Config{CallTimeout: 50 * time.Millisecond})
+	client := inventoryv1connect.NewInventoryServiceClient(h2cClient(), ts.srv.URL())
+
+	_, err := client.GetProduct(t.Context(), connect.NewRequest(&inventoryv1.GetProductRequest{Sku: "HANG"}))
+	if got := connect.CodeOf(err); got != connect.CodeDeadlineExceeded {
+		t.Errorf("GetProduct(hanging) with no client deadline: %v, want DeadlineExceeded", err)
 	}
 }
