@@ -84,13 +84,17 @@ type InventoryServiceClient interface {
 	AdjustStock(context.Context, *connect.Request[v1.AdjustStockRequest]) (*connect.Response[v1.AdjustStockResponse], error)
 	// ReserveStock holds stock for every line of a checkout, or for none of
 	// them. It is idempotent by reservation id: a retry with the same id and
-	// lines returns the existing reservation and holds nothing more. When a
-	// line cannot be held it fails with FailedPrecondition, and the error
-	// carries a StockShortage detail for each line that ran short.
+	// lines returns the held or committed reservation and holds nothing more;
+	// other lines fail with AlreadyExists. A released id held nothing, so
+	// reserving it again holds stock anew. When a line cannot be held it
+	// fails with FailedPrecondition, and the error carries a StockShortage
+	// detail for each line that ran short.
 	ReserveStock(context.Context, *connect.Request[v1.ReserveStockRequest]) (*connect.Response[v1.ReserveStockResponse], error)
 	// CommitReservation turns held stock into sold stock. Committing twice is
-	// a no-op; committing a released reservation fails with
-	// FailedPrecondition.
+	// a no-op. Committing a reservation that expired or was released takes
+	// its stock from what is available again, since the order it was for
+	// exists; if the stock is gone it fails with FailedPrecondition and
+	// StockShortage details.
 	CommitReservation(context.Context, *connect.Request[v1.CommitReservationRequest]) (*connect.Response[v1.CommitReservationResponse], error)
 	// ReleaseReservation returns held stock to on hand. Releasing twice, or
 	// releasing an id that was never reserved, is a no-op; releasing a
@@ -254,13 +258,17 @@ type InventoryServiceHandler interface {
 	AdjustStock(context.Context, *connect.Request[v1.AdjustStockRequest]) (*connect.Response[v1.AdjustStockResponse], error)
 	// ReserveStock holds stock for every line of a checkout, or for none of
 	// them. It is idempotent by reservation id: a retry with the same id and
-	// lines returns the existing reservation and holds nothing more. When a
-	// line cannot be held it fails with FailedPrecondition, and the error
-	// carries a StockShortage detail for each line that ran short.
+	// lines returns the held or committed reservation and holds nothing more;
+	// other lines fail with AlreadyExists. A released id held nothing, so
+	// reserving it again holds stock anew. When a line cannot be held it
+	// fails with FailedPrecondition, and the error carries a StockShortage
+	// detail for each line that ran short.
 	ReserveStock(context.Context, *connect.Request[v1.ReserveStockRequest]) (*connect.Response[v1.ReserveStockResponse], error)
 	// CommitReservation turns held stock into sold stock. Committing twice is
-	// a no-op; committing a released reservation fails with
-	// FailedPrecondition.
+	// a no-op. Committing a reservation that expired or was released takes
+	// its stock from what is available again, since the order it was for
+	// exists; if the stock is gone it fails with FailedPrecondition and
+	// StockShortage details.
 	CommitReservation(context.Context, *connect.Request[v1.CommitReservationRequest]) (*connect.Response[v1.CommitReservationResponse], error)
 	// ReleaseReservation returns held stock to on hand. Releasing twice, or
 	// releasing an id that was never reserved, is a no-op; releasing a
