@@ -19,6 +19,7 @@ import (
 	"github.com/tienda/tienda/internal/rpcserver"
 	"github.com/tienda/tienda/services/cart"
 	"github.com/tienda/tienda/services/inventory"
+	"github.com/tienda/tienda/web"
 )
 
 // app is a running tienda process: the parts its mode asks for, each on its
@@ -95,7 +96,6 @@ func (a *app) startInventory(ctx context.Context, dataDir string) (string, error
 		return "", fmt.Errorf("open inventory: %w", err)
 	}
 	a.closers = append(a.closers, svc.Close)
-	logger.Info("store opened", storeAttr(dataDir, "inventory.db", a.cfg.InventoryDSN))
 
 	srv := rpcserver.New(rpcserver.Config{
 		Name:           modeInventory,
@@ -118,7 +118,6 @@ func (a *app) startCart(ctx context.Context, dataDir string) (string, error) {
 		return "", fmt.Errorf("open cart: %w", err)
 	}
 	a.closers = append(a.closers, svc.Close)
-	logger.Info("store opened", storeAttr(dataDir, "cart.db", a.cfg.CartDSN))
 
 	srv := rpcserver.New(rpcserver.Config{
 		Name:           modeCart,
@@ -177,6 +176,8 @@ func (a *app) startGateway(dataDir string, inventoryURLs, cartURLs []string) (st
 		Checker:        replicas.NewChecker([]string{shopv1connect.ShopServiceName}, inventoryPool, cartPool),
 	})
 	srv.Mount(gw.Handler(srv.HandlerOptions()...))
+	// The storefront page; Connect's longer patterns take precedence.
+	srv.Handle("/", web.Handler())
 	return a.serve(srv)
 }
 
@@ -224,11 +225,4 @@ func downstreamTransport() *http.Transport {
 			PingTimeout:     5 * time.Second,
 		},
 	}
-}
-
-func storeAttr(dataDir, file, dsn string) slog.Attr {
-	if dsn != "" {
-		return slog.String("store", "postgres")
-	}
-	return slog.String("sqlite", filepath.Join(dataDir, file))
 }
