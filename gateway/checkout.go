@@ -327,8 +327,11 @@ func (g *Gateway) commit(ctx context.Context, orderID string) error {
 		if err == nil {
 			return nil
 		}
+		// An error the inventory did not send (a reset connection, say)
+		// leaves the outcome unknown; committing again is safe.
 		code := connect.CodeOf(err)
-		transient := code == connect.CodeUnavailable || code == connect.CodeDeadlineExceeded
+		transient := code == connect.CodeUnavailable || code == connect.CodeDeadlineExceeded ||
+			!connect.IsWireError(err)
 		if transient && attempt < commitAttempts && pause(commitCtx, delay) {
 			delay *= 2
 			continue

@@ -170,7 +170,10 @@ func downstream(service string, err error) error {
 		return connect.NewError(connect.CodeDeadlineExceeded,
 			fmt.Errorf("%s did not answer in time", service))
 	case connect.CodeCanceled:
-		return connect.NewError(connect.CodeCanceled, errors.New("call canceled"))
+		// A stream reset by a service that died looks like a cancel to the
+		// client, but the shopper canceled nothing; if the shopper did go
+		// away, no answer reaches anyone either way.
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s is unavailable", service))
 	}
 	// %v, not %w: the *connect.Error inside would otherwise pass the error
 	// boundary with its code and local text.

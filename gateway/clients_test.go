@@ -166,3 +166,70 @@ func startClients(t testing.TB, inv *fakeInventory, cart *fakeCart) downstreams 
 		cart: NewCartClient(cartSrv.Client(), cartSrv.URL),
 	}
 }
+
+func TestDownstreamErrorsReachShoppersSafely(t *testing.T) {
+	t.Parallel()
+	wire := func(code connect.Code, msg string) error {
+		// An error decoded from a response, as a client sees what a
+		// service sent.
+		return connect.NewWireError(code, errors.New(msg))
+	}
+	tests := []struct {
+		name      string
+		err       error
+		wantCode  connect.Code
+		wantMsg   string
+		isConnect bool
+	}{
+		{
+			name:      "service_answer_kept",
+			err:       wire(connect.CodeNotFound, "no product X"),
+			wantCode:  connect.CodeNotFound,
+			wantMsg:   "no product X",
+			isConnect: true,
+		},
+		{
+			name:      "refused_connection",
+			err:       connect.NewError(connect.CodeUnavailable, errors.New("dial tcp 127.0.0.1:1")),
+			wantCode:  connect.CodeUnavailable,
+			wantMsg:   "cart is unavailable",
+			isConnect: true,
+		},
+		{
+			name:      "reset_stream",
+			err:       connect.NewError(connect.CodeCanceled, errors.New("stream reset")),
+			wantCode:  connect.CodeUnavailable,
+			wantMsg:   "cart is unavailable",
+			isConnect: true,
+		},
+		{
+			name:      "slow_service",
+			err:       connect.NewError(connect.CodeDeadlineExceeded, errors.New("timeout")),
+			wantCode:  connect.CodeDeadlineExceeded,
+			wantMsg:   "cart did not answer in time",
+			isConnect: true,
+		},
+		{
+			name:      "local_fault_hidden",
+			err:       connect.NewError(connect.CodeInternal, errors.New("protocol error")),
+			wantCode:  connect.CodeUnknown,
+			wantMsg:   "",
+			isConnect: false,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := downstream("cart", tc.err)
+			var cerr *connect.Error
+			if isConnect := errors.As(got, &cerr); isConnect != tc.isConnect {
+				t.Fatalf("downstream(%v) = %T %v, want a *connect.Error: %v", tc.err, got, got, tc.isConnect)
+			}
+			if !tc.isConnect {
+				return // the error boundary turns it into a generic Internal
+			}
+			if cerr.Code() != tc.wantCode || cerr.Message() != tc.wantMsg {
+				t.Errorf("downstream(%v) = %v, want %v %q", tc.err, cerr, tc.wantCode, tc.wantMsg)
+			}
+		})
+	}
+}
