@@ -104,7 +104,7 @@ func TestNoOversellUnderContention(t *testing.T) {
 				sku string
 				qty int64
 			}{{skus[i%len(skus)], 1}, {plentiful, 2}} {
-				_, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: line.sku, Quantity: line.qty}))
+				_, err := s.add(ctx, line.sku, line.qty)
 				if err != nil {
 					t.Errorf("shopper %d: AddToCart(%s): %v", i, line.sku, err)
 				}
@@ -232,7 +232,7 @@ func TestCheckoutIsSafeToRetry(t *testing.T) {
 	stockProduct(t, inv, "RETRY-BOWL", 50)
 	s := newShopper(t, a)
 	ctx := t.Context()
-	if _, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: "RETRY-BOWL", Quantity: 3})); err != nil {
+	if _, err := s.add(ctx, "RETRY-BOWL", 3); err != nil {
 		t.Fatalf("AddToCart: %v", err)
 	}
 
@@ -285,7 +285,7 @@ func TestCheckoutIsSafeToRetry(t *testing.T) {
 	}
 
 	// The same request id for a different cart is refused.
-	if _, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: "RETRY-BOWL", Quantity: 1})); err != nil {
+	if _, err := s.add(ctx, "RETRY-BOWL", 1); err != nil {
 		t.Fatalf("AddToCart: %v", err)
 	}
 	_, err = s.client.Checkout(ctx, authed(s, &shopv1.CheckoutRequest{RequestId: "same-id"}))
@@ -382,7 +382,7 @@ func TestFailedPlaceOrderReleasesStock(t *testing.T) {
 	stockProduct(t, inv, "FAULT-VASE", 5)
 	s := newShopper(t, gw)
 	ctx := t.Context()
-	if _, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: "FAULT-VASE", Quantity: 2})); err != nil {
+	if _, err := s.add(ctx, "FAULT-VASE", 2); err != nil {
 		t.Fatalf("AddToCart: %v", err)
 	}
 
@@ -448,7 +448,7 @@ func TestSlowAndDeadParts(t *testing.T) {
 		cartProxy.fail.Store(addItem, connect.CodeUnavailable)
 		defer cartProxy.fail.Delete(addItem)
 		before := cartProxy.count(addItem)
-		_, err := s.client.AddToCart(t.Context(), authed(s, &shopv1.AddToCartRequest{Sku: "SLOW-TEAPOT", Quantity: 1}))
+		_, err := s.add(t.Context(), "SLOW-TEAPOT", 1)
 		if got := connect.CodeOf(err); got != connect.CodeUnavailable {
 			t.Errorf("AddToCart with cart unavailable: %v, want Unavailable", err)
 		}

@@ -105,6 +105,24 @@ func newShopper(tb testing.TB, a *app, opts ...connect.ClientOption) *shopper {
 	return &shopper{tb: tb, client: client, token: res.Msg.GetToken(), id: res.Msg.GetShopperId()}
 }
 
+// add puts quantity units of sku in the shopper's cart.
+func (s *shopper) add(ctx context.Context, sku string, quantity int64) (*shopv1.Cart, error) {
+	res, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: sku, Quantity: quantity}))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg.GetCart(), nil
+}
+
+// order reads one of the shopper's orders.
+func (s *shopper) order(ctx context.Context, orderID string) (*shopv1.Order, error) {
+	res, err := s.client.GetOrder(ctx, authed(s, &shopv1.GetOrderRequest{OrderId: orderID}))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg.GetOrder(), nil
+}
+
 // authed wraps msg in a request that carries the shopper's token.
 func authed[T any](s *shopper, msg *T) *connect.Request[T] {
 	req := connect.NewRequest(msg)
@@ -160,20 +178,22 @@ func TestShopperJourney(t *testing.T) {
 				return // GET is for side-effect-free calls only
 			}
 
-			if _, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: mug.GetSku(), Quantity: 2})); err != nil {
+			if _, err := s.add(ctx, mug.GetSku(), 2); err != nil {
 				t.Fatalf("AddToCart(%s, 2): %v", mug.GetSku(), err)
 			}
-			if _, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: other.GetSku(), Quantity: 1})); err != nil {
+			if _, err := s.add(ctx, other.GetSku(), 1); err != nil {
 				t.Fatalf("AddToCart(%s, 1): %v", other.GetSku(), err)
 			}
-			upd, err := s.client.UpdateCartItem(ctx, authed(s, &shopv1.UpdateCartItemRequest{Sku: mug.GetSku(), Quantity: 3}))
+			upd, err := s.client.UpdateCartItem(ctx,
+				authed(s, &shopv1.UpdateCartItemRequest{Sku: mug.GetSku(), Quantity: 3}))
 			if err != nil {
 				t.Fatalf("UpdateCartItem(%s, 3): %v", mug.GetSku(), err)
 			}
 			if n := len(upd.Msg.GetCart().GetLines()); n != 2 {
 				t.Fatalf("cart after update has %d lines, want 2", n)
 			}
-			if _, err := s.client.RemoveFromCart(ctx, authed(s, &shopv1.RemoveFromCartRequest{Sku: other.GetSku()})); err != nil {
+			_, err = s.client.RemoveFromCart(ctx, authed(s, &shopv1.RemoveFromCartRequest{Sku: other.GetSku()}))
+			if err != nil {
 				t.Fatalf("RemoveFromCart(%s): %v", other.GetSku(), err)
 			}
 
@@ -299,7 +319,8 @@ func TestCatalogPagingAndSearch(t *testing.T) {
 
 	first := pickProducts(t, s, 1, 0)[0]
 	word := strings.Fields(first.GetName())[0]
-	res, err = s.client.ListProducts(ctx, authed(s, &shopv1.ListProductsRequest{Query: strings.ToUpper(word), PageSize: 100}))
+	query := &shopv1.ListProductsRequest{Query: strings.ToUpper(word), PageSize: 100}
+	res, err = s.client.ListProducts(ctx, authed(s, query))
 	if err != nil {
 		t.Fatalf("ListProducts(query %q): %v", word, err)
 	}
@@ -308,7 +329,8 @@ func TestCatalogPagingAndSearch(t *testing.T) {
 		found = found || p.GetSku() == first.GetSku()
 	}
 	if !found || len(res.Msg.GetProducts()) >= len(seen) {
-		t.Errorf("query %q found %d products, want %s among fewer than all", word, len(res.Msg.GetProducts()), first.GetSku())
+		t.Errorf("query %q found %d products, want %s among fewer than all",
+			word, len(res.Msg.GetProducts()), first.GetSku())
 	}
 
 	_, err = s.client.ListProducts(ctx, authed(s, &shopv1.ListProductsRequest{PageToken: "not-a-token"}))
@@ -325,7 +347,7 @@ func TestShopperErrors(t *testing.T) {
 	product := pickProducts(t, alice, 1, 2)[0]
 
 	// Bob places an order that Alice then tries to read.
-	if _, err := bob.client.AddToCart(t.Context(), authed(bob, &shopv1.AddToCartRequest{Sku: product.GetSku(), Quantity: 1})); err != nil {
+	if _, err := bob.add(t.Context(), product.GetSku(), 1); err != nil {
 		t.Fatalf("AddToCart: %v", err)
 	}
 	bobsOrder, err := bob.client.Checkout(t.Context(), authed(bob, &shopv1.CheckoutRequest{RequestId: "bob-1"}))
@@ -341,7 +363,7 @@ func TestShopperErrors(t *testing.T) {
 		{
 			name: "unknown_product",
 			call: func(ctx context.Context) error {
-				_, err := alice.client.AddToCart(ctx, authed(alice, &shopv1.AddToCartRequest{Sku: "NO-SUCH-SKU", Quantity: 1}))
+				_, err := alice.add(ctx, "NO-SUCH-SKU", 1)
 				return err
 			},
 			want: connect.CodeNotFound,
@@ -357,7 +379,8 @@ func TestShopperErrors(t *testing.T) {
 		{
 			name: "negative_quantity",
 			call: func(ctx context.Context) error {
-				_, err := alice.client.UpdateCartItem(ctx, authed(alice, &shopv1.UpdateCartItemRequest{Sku: product.GetSku(), Quantity: -1}))
+				_, err := alice.client.UpdateCartItem(ctx,
+					authed(alice, &shopv1.UpdateCartItemRequest{Sku: product.GetSku(), Quantity: -1}))
 				return err
 			},
 			want: connect.CodeInvalidArgument,
@@ -381,7 +404,7 @@ func TestShopperErrors(t *testing.T) {
 		{
 			name: "beyond_stock",
 			call: func(ctx context.Context) error {
-				_, err := alice.client.AddToCart(ctx, authed(alice, &shopv1.AddToCartRequest{Sku: product.GetSku(), Quantity: product.GetAvailable() + 1}))
+				_, err := alice.add(ctx, product.GetSku(), product.GetAvailable()+1)
 				return err
 			},
 			want: connect.CodeFailedPrecondition,
@@ -407,7 +430,7 @@ func TestShopperErrors(t *testing.T) {
 		{
 			name: "other_shoppers_order",
 			call: func(ctx context.Context) error {
-				_, err := alice.client.GetOrder(ctx, authed(alice, &shopv1.GetOrderRequest{OrderId: bobsOrder.Msg.GetOrder().GetOrderId()}))
+				_, err := alice.order(ctx, bobsOrder.Msg.GetOrder().GetOrderId())
 				return err
 			},
 			want: connect.CodeNotFound,
@@ -435,7 +458,7 @@ func TestShopperErrors(t *testing.T) {
 	}
 
 	// Bob's order survived Alice's attempts, and so did Alice's empty cart.
-	if _, err := bob.client.GetOrder(t.Context(), authed(bob, &shopv1.GetOrderRequest{OrderId: bobsOrder.Msg.GetOrder().GetOrderId()})); err != nil {
+	if _, err := bob.order(t.Context(), bobsOrder.Msg.GetOrder().GetOrderId()); err != nil {
 		t.Errorf("Bob's GetOrder: %v", err)
 	}
 }
@@ -523,7 +546,8 @@ func TestPostmanStyleJSON(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := post(tc.method, tc.token, tc.body)
 			if status != tc.wantStatus || body["code"] != tc.wantCode {
-				t.Errorf("POST %s %s = %d %v, want %d with code %q", tc.method, tc.body, status, body, tc.wantStatus, tc.wantCode)
+				t.Errorf("POST %s %s = %d %v, want %d with code %q",
+					tc.method, tc.body, status, body, tc.wantStatus, tc.wantCode)
 			}
 			if msg, _ := body["message"].(string); msg == "" {
 				t.Errorf("POST %s error has no message: %v", tc.method, body)
@@ -551,7 +575,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 	products := pickProducts(t, s, 2, 3)
 	ctx := t.Context()
 	for _, p := range products {
-		if _, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: p.GetSku(), Quantity: 1})); err != nil {
+		if _, err := s.add(ctx, p.GetSku(), 1); err != nil {
 			t.Fatalf("AddToCart(%s): %v", p.GetSku(), err)
 		}
 	}
@@ -559,7 +583,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Checkout: %v", err)
 	}
-	if _, err := s.client.AddToCart(ctx, authed(s, &shopv1.AddToCartRequest{Sku: products[0].GetSku(), Quantity: 2})); err != nil {
+	if _, err := s.add(ctx, products[0].GetSku(), 2); err != nil {
 		t.Fatalf("AddToCart after checkout: %v", err)
 	}
 	stopTestApp(t, first)
@@ -573,7 +597,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 	if lines := cart.Msg.GetCart().GetLines(); len(lines) != 1 || lines[0].GetQuantity() != 2 {
 		t.Errorf("cart after restart = %v, want 2 × %s", lines, products[0].GetSku())
 	}
-	if _, err := s.client.GetOrder(ctx, authed(s, &shopv1.GetOrderRequest{OrderId: order.Msg.GetOrder().GetOrderId()})); err != nil {
+	if _, err := s.order(ctx, order.Msg.GetOrder().GetOrderId()); err != nil {
 		t.Errorf("GetOrder after restart: %v", err)
 	}
 	for _, p := range products {

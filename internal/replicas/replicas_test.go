@@ -180,7 +180,8 @@ func TestCheckerReportsReplicas(t *testing.T) {
 			}
 		})
 	}
-	if _, err := checker.Check(t.Context(), &grpchealth.CheckRequest{Service: "nope"}); connect.CodeOf(err) != connect.CodeNotFound {
+	_, err := checker.Check(t.Context(), &grpchealth.CheckRequest{Service: "nope"})
+	if connect.CodeOf(err) != connect.CodeNotFound {
 		t.Errorf("Check(unknown) error = %v, want NotFound", err)
 	}
 }

@@ -325,7 +325,8 @@ func TestShutdownEndsStreams(t *testing.T) {
 	ts := startServer(t)
 	client := inventoryv1connect.NewInventoryServiceClient(h2cClient(), ts.srv.URL(), connect.WithGRPC())
 
-	stream, err := client.WatchStock(t.Context(), connect.NewRequest(&inventoryv1.WatchStockRequest{Skus: []string{"MUG"}}))
+	req := connect.NewRequest(&inventoryv1.WatchStockRequest{Skus: []string{"MUG"}})
+	stream, err := client.WatchStock(t.Context(), req)
 	if err != nil {
 		t.Fatalf("WatchStock: %v", err)
 	}
