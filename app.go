@@ -40,8 +40,8 @@ type app struct {
 // startApp opens the stores and starts the servers that cfg.Mode asks for.
 // It returns once every server listens. On error, whatever did start is
 // stopped again.
-func startApp(ctx context.Context, cfg config, logger *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, logger: logger}
+func startApp(ctx context.Context, cfg config, logger *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
 			a.shutdown(context.Background())

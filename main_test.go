@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -659,3 +660,26 @@ func TestReflectionAndHealth(t *testing.T) {
 }
 
 func protoreflectName(s string) protoreflect.FullName { return protoreflect.FullName(s) }
+
+// TestStartFailureIsReported starts tienda on a port that is taken: start-up
+// fails with an error that names the port, and what did start is stopped.
+func TestStartFailureIsReported(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	cfg := defaults
+	cfg.DataDir = t.TempDir()
+	cfg.InventoryAddr, cfg.CartAddr = "127.0.0.1:0", taken.Addr().String()
+	a, err := startApp(t.Context(), cfg, testLogger(t))
+	if err == nil {
+		stopTestApp(t, a)
+		t.Fatal("startApp on a taken port succeeded")
+	}
+	if !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Errorf("startApp error %q does not name the taken address %s", err, taken.Addr())
+	}
+}
