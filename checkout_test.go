@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -466,4 +467,88 @@ func TestSlowAndDeadParts(t *testing.T) {
 			t.Errorf("GetProduct with inventory stopped: %v, want Unavailable", err)
 		}
 	})
+}
+
+// resettingListener remembers the connections it accepted, so that a test
+// can reset them all at once, as the death of a process does.
+type resettingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []*net.TCPConn
+}
+
+func (l *resettingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c.(*net.TCPConn))
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *resettingListener) resetAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		_ = c.SetLinger(0) // close with RST, not FIN
+		c.Close()
+	}
+}
+
+// TestCartDyingMidAnswerIsRetryable puts a proxy in front of the cart that
+// answers the first GetOrder the way a replica killed mid-answer does: the
+// headers of a 404 and half its body, then a reset connection. The shopper
+// must get a code that invites a retry, never Internal; found by the
+// multi-replica test.
+func TestCartDyingMidAnswerIsRetryable(t *testing.T) {
+	t.Parallel()
+	services := startPart(t, modeAll, nil, nil)
+	stockProduct(t, inventoryAdmin(services), "TRUNC-MUG", 5)
+
+	target, err := url.Parse(services.cartURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	forward.Transport = h2cClient().Transport
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener := &resettingListener{Listener: l}
+	var once sync.Once
+	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		died := false
+		if r.URL.Path == "/tienda.cart.v1.CartService/GetOrder" {
+			once.Do(func() {
+				died = true
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = w.Write([]byte(`{"code":"not_fo`))
+				w.(http.Flusher).Flush()
+				listener.resetAll()
+			})
+		}
+		if !died {
+			forward.ServeHTTP(w, r)
+		}
+	})}
+	proxy.Protocols = new(http.Protocols)
+	proxy.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = proxy.Serve(listener) }()
+	t.Cleanup(func() { proxy.Close() })
+
+	gw := startPart(t, modeGateway, []string{services.inventoryURL}, []string{"http://" + l.Addr().String()})
+	s := newShopper(t, gw)
+	if _, err := s.add(t.Context(), "TRUNC-MUG", 1); err != nil {
+		t.Fatalf("AddToCart: %v", err)
+	}
+	_, err = s.client.Checkout(t.Context(), authed(s, &shopv1.CheckoutRequest{RequestId: "r1"}))
+	if code := connect.CodeOf(err); code != connect.CodeUnavailable {
+		t.Fatalf("Checkout while the cart dies answering: %v, want Unavailable", err)
+	}
+	if _, err := s.client.Checkout(t.Context(), authed(s, &shopv1.CheckoutRequest{RequestId: "r1"})); err != nil {
+		t.Errorf("retried Checkout: %v", err)
+	}
 }

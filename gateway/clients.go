@@ -148,10 +148,12 @@ func pause(ctx context.Context, d time.Duration) bool {
 //
 // An error the service sent keeps its code, message and details: the
 // services write messages for their callers and hide their internals. An
-// error the client made up locally says only that the service could not be
-// reached in time, because its text names hosts and ports. Anything else is
-// returned wrapped but not as a *connect.Error, so that the server's error
-// boundary logs it and answers Internal.
+// error the client made up locally means the answer never arrived whole: a
+// refused or reset connection, a body cut off by a dying replica, a
+// deadline. It says only that the service could not be reached in time,
+// because its text names hosts and ports, and it has a code that invites a
+// retry. Anything else is returned wrapped but not as a *connect.Error, so
+// that the server's error boundary logs it and answers Internal.
 func downstream(service string, err error) error {
 	if err == nil {
 		return nil
@@ -163,21 +165,14 @@ func downstream(service string, err error) error {
 	if connect.IsWireError(cerr) {
 		return relay(cerr.Code(), cerr.Message(), cerr)
 	}
-	switch cerr.Code() {
-	case connect.CodeUnavailable:
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s is unavailable", service))
-	case connect.CodeDeadlineExceeded:
+	if cerr.Code() == connect.CodeDeadlineExceeded {
 		return connect.NewError(connect.CodeDeadlineExceeded,
 			fmt.Errorf("%s did not answer in time", service))
-	case connect.CodeCanceled:
-		// A stream reset by a service that died looks like a cancel to the
-		// client, but the shopper canceled nothing; if the shopper did go
-		// away, no answer reaches anyone either way.
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s is unavailable", service))
 	}
-	// %v, not %w: the *connect.Error inside would otherwise pass the error
-	// boundary with its code and local text.
-	return fmt.Errorf("call %s: %v", service, err)
+	// A canceled call lands here too: a stream reset by a service that
+	// died looks like a cancel to the client, but the shopper canceled
+	// nothing, and if the shopper did go away no answer reaches anyone.
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s is unavailable", service))
 }
 
 // relay returns a new error with code and message and the details of from.

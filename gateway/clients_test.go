@@ -210,10 +210,15 @@ func TestDownstreamErrorsReachShoppersSafely(t *testing.T) {
 			isConnect: true,
 		},
 		{
-			name:      "local_fault_hidden",
-			err:       connect.NewError(connect.CodeInternal, errors.New("protocol error")),
-			wantCode:  connect.CodeUnknown,
-			wantMsg:   "",
+			name:      "answer_cut_off",
+			err:       connect.NewError(connect.CodeUnimplemented, errors.New("404 Not Found")),
+			wantCode:  connect.CodeUnavailable,
+			wantMsg:   "cart is unavailable",
+			isConnect: true,
+		},
+		{
+			name:      "not_a_call_error",
+			err:       errors.New("marshal order: bad utf-8"),
 			isConnect: false,
 		},
 	}
