@@ -20,10 +20,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 
+	"github.com/tienda/tienda/internal/storedb"
 	"github.com/tienda/tienda/services/cart/internal/store"
 )
 
@@ -54,57 +52,19 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		// The error may quote the DSN, password included.
-		return nil, errors.New("open postgres: invalid dsn")
-	}
-	if err := migrate(ctx, cfg.ConnConfig, logger); err != nil {
-		return nil, fmt.Errorf("migrate postgres: %w", err)
-	}
-
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("open postgres: %w", err)
-	}
-	return &Store{pool: pool}, nil
-}
-
-// migrate applies the migrations over a connection of its own rather than
-// one from the pool: closing it ends the session and with it the advisory
-// lock, even if unlocking failed.
-func migrate(ctx context.Context, cfg *pgx.ConnConfig, logger *slog.Logger) error {
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
-
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(migrationLockID),
-		lock.WithLockTimeout(1 /* second */, 300 /* attempts */))
+	pool, err := storedb.OpenPostgres(ctx, dsn, fsys, storedb.Postgres{
+		Table:       migrationTable,
+		LockID:      migrationLockID,
+		Application: "tienda-cart",
+	}, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithTableName(migrationTable), goose.WithSessionLocker(locker))
-	if err != nil {
-		return err
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return err
-	}
-	for _, r := range results {
-		logger.InfoContext(ctx, "applied migration", "store", "postgres",
-			"version", r.Source.Version, "duration", r.Duration)
-	}
-	return nil
+	return &Store{pool: pool}, nil
 }
 
 // Close closes the connection pool, waiting for connections in use.

@@ -18,13 +18,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"runtime"
-	"strings"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/tienda/tienda/internal/storedb"
 	"github.com/tienda/tienda/services/cart/internal/store"
 )
 
@@ -49,60 +47,18 @@ var _ store.Store = (*Store)(nil)
 // Open opens the database file at path, creating it if needed, and applies
 // the pending migrations, logging each one to logger (nil for none).
 func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
-	if path == "" || strings.ContainsRune(path, '?') {
-		return nil, fmt.Errorf("open sqlite: invalid path %q", path)
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-
-	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)",
-		busyTimeout.Milliseconds())
-	write, err := sql.Open("sqlite", path+"?"+pragmas+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	write.SetMaxOpenConns(1)
-	if err := migrate(ctx, write, logger); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
-	}
-
-	// The read pool opens after the migrations, when the file is already in
-	// WAL mode: readers then never block the writer, nor it them.
-	read, err := sql.Open("sqlite", path+"?"+pragmas+"&_query_only=1")
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	if err := read.PingContext(ctx); err != nil {
-		write.Close()
-		read.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	return &Store{write: write, read: read}, nil
-}
-
-func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	db, err := storedb.OpenSQLite(ctx, path, fsys, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return err
-	}
-	for _, r := range results {
-		logger.InfoContext(ctx, "applied migration", "store", "sqlite",
-			"version", r.Source.Version, "duration", r.Duration)
-	}
-	return nil
+	return &Store{write: db.Writer, read: db.Reader}, nil
 }
 
 // Close closes the database.

@@ -30,6 +30,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tienda/tienda/internal/storedb"
 	"github.com/tienda/tienda/services/inventory/internal/store"
 )
 
@@ -52,31 +54,22 @@ var _ store.Store = (*Store)(nil)
 
 // Open connects to the database that dsn names, brings its schema up to
 // date and returns the store. Migrations are logged to logger, which may be
-// nil.
+// nil; replicas that open the database at the same time take turns.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
+	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		// The error may quote the DSN, password included: leave it out.
-		return nil, errors.New("open postgres: invalid dsn")
+		return nil, err
 	}
-	params := cfg.ConnConfig.RuntimeParams
-	if _, ok := params["application_name"]; !ok {
-		params["application_name"] = "tienda-inventory"
-	}
-
-	if err := migrate(ctx, cfg.ConnConfig, logger); err != nil {
-		return nil, fmt.Errorf("migrate postgres: %w", err)
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := storedb.OpenPostgres(ctx, dsn, fsys, storedb.Postgres{
+		Table:       migrationTable,
+		LockID:      migrationLockID,
+		Application: "tienda-inventory",
+	}, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, err
 	}
 	return &Store{pool: pool}, nil
 }

@@ -19,15 +19,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/tienda/tienda/internal/storedb"
 	"github.com/tienda/tienda/services/inventory/internal/store"
 )
 
@@ -46,72 +44,18 @@ var _ store.Store = (*Store)(nil)
 // date and returns the store. Migrations are logged to logger, which may be
 // nil.
 func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
-	if path == "" || strings.ContainsRune(path, '?') {
-		return nil, fmt.Errorf("open sqlite: invalid database path %q", path)
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-
-	writer, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	// One connection serializes this process's writers in Go, where waiting
-	// honours contexts, instead of in SQLite's busy handler.
-	writer.SetMaxOpenConns(1)
-	writer.SetMaxIdleConns(1)
-	writer.SetConnMaxLifetime(0)
-	if err := migrate(ctx, writer, logger); err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
-	}
-
-	reader, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	reader.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	reader.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
-	if err := reader.PingContext(ctx); err != nil {
-		writer.Close()
-		reader.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
-	return &Store{writer: writer, reader: reader}, nil
-}
-
-// dsn returns the driver's data source name for the file at path. Every
-// connection waits up to ten seconds for a lock held by another one, and
-// checks foreign keys.
-func dsn(path string, readOnly bool) string {
-	v := url.Values{}
-	v.Add("_pragma", "busy_timeout(10000)")
-	v.Add("_pragma", "foreign_keys(1)")
-	if readOnly {
-		v.Add("_pragma", "query_only(1)")
-	} else {
-		v.Add("_pragma", "journal_mode(WAL)")
-		v.Add("_pragma", "synchronous(FULL)")
-		v.Set("_txlock", "immediate")
-	}
-	return path + "?" + v.Encode()
-}
-
-func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(logger.With("store", "sqlite")))
+	db, err := storedb.OpenSQLite(ctx, path, fsys, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = p.Up(ctx)
-	return err
+	return &Store{writer: db.Writer, reader: db.Reader}, nil
 }
 
 // Close closes the database.
