@@ -683,3 +683,52 @@ func TestStartFailureIsReported(t *testing.T) {
 		t.Errorf("startApp error %q does not name the taken address %s", err, taken.Addr())
 	}
 }
+
+// TestWatchAvailability watches a product through the gateway while another
+// shopper buys it: the stream shows the stock now, then the change, and
+// ends with the caller's deadline.
+func TestWatchAvailability(t *testing.T) {
+	t.Parallel()
+	a := startTestApp(t, "")
+	stockProduct(t, inventoryAdmin(a), "WATCH-CUP", 10)
+	watcher, buyer := newShopper(t, a, connect.WithGRPC()), newShopper(t, a)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	stream, err := watcher.client.WatchAvailability(ctx,
+		authed(watcher, &shopv1.WatchAvailabilityRequest{Skus: []string{"WATCH-CUP"}}))
+	if err != nil {
+		t.Fatalf("WatchAvailability: %v", err)
+	}
+	defer stream.Close()
+	next := func() int64 {
+		t.Helper()
+		if !stream.Receive() {
+			t.Fatalf("stream ended early: %v", stream.Err())
+		}
+		return stream.Msg().GetAvailable()
+	}
+	if got := next(); got != 10 {
+		t.Fatalf("first message: available %d, want 10", got)
+	}
+
+	if _, err := buyer.add(t.Context(), "WATCH-CUP", 3); err != nil {
+		t.Fatalf("AddToCart: %v", err)
+	}
+	_, err = buyer.client.Checkout(t.Context(), authed(buyer, &shopv1.CheckoutRequest{RequestId: "w1"}))
+	if err != nil {
+		t.Fatalf("Checkout: %v", err)
+	}
+	// The reservation and its commit may arrive as one change or two.
+	got := next()
+	for got != 7 {
+		got = next()
+	}
+
+	cancel()
+	for stream.Receive() {
+	}
+	if code := connect.CodeOf(stream.Err()); code != connect.CodeCanceled && code != connect.CodeDeadlineExceeded {
+		t.Errorf("stream after the caller left ended with %v", stream.Err())
+	}
+}

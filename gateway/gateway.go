@@ -36,6 +36,9 @@ const (
 	DefaultSessionTTL = 30 * 24 * time.Hour
 	// MinSecretBytes is the shortest Config.Secret that [New] accepts.
 	MinSecretBytes = 32
+	// EmptyCartCurrency is the currency of an empty cart's zero total. A
+	// cart with lines takes its currency from their prices.
+	EmptyCartCurrency = "USD"
 )
 
 // Config holds what a [Gateway] needs. Inventory, Cart, Secret and Logger
@@ -348,13 +351,12 @@ func (g *Gateway) WatchAvailability(
 			return fmt.Errorf("send availability: %w", err)
 		}
 	}
-	if err := watch.Err(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return downstream("inventory", err)
+	// The caller leaving or its deadline passing ends the inventory stream
+	// too, maybe cleanly; the caller's reason is the one to report.
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return nil
+	return downstream("inventory", watch.Err())
 }
 
 // product returns one product of the inventory; an unknown SKU is NotFound.
@@ -377,6 +379,8 @@ func (g *Gateway) product(ctx context.Context, sku string) (*inventoryv1.Product
 func (g *Gateway) priceCart(ctx context.Context, c *cartv1.Cart) (*shopv1.Cart, error) {
 	out := &shopv1.Cart{Version: c.GetVersion(), Total: &commonv1.Money{}}
 	if len(c.GetLines()) == 0 {
+		// Nothing to take a currency from; zero is zero in the shop's own.
+		out.Total.CurrencyCode = EmptyCartCurrency
 		return out, nil
 	}
 	products, err := g.products(ctx, c.GetLines())

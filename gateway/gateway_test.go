@@ -119,7 +119,7 @@ func TestGetCartEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetCart: %v", err)
 	}
-	want := &shopv1.Cart{Total: &commonv1.Money{}}
+	want := &shopv1.Cart{Total: &commonv1.Money{CurrencyCode: EmptyCartCurrency}}
 	if diff := cmp.Diff(want, res.Msg.GetCart(), protocmp.Transform()); diff != "" {
 		t.Errorf("GetCart mismatch (-want +got):\n%s", diff)
 	}

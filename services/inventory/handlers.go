@@ -225,7 +225,8 @@ func (s *Service) WatchStock(
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			// The client went away or its deadline passed.
+			return ctx.Err()
 		case <-sub.Done():
 			return nil
 		case <-sub.Ready():
