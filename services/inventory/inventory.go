@@ -11,7 +11,9 @@
 //   - no oversell: a reservation holds all of its lines or none, and
 //     concurrent reservations never take more than is available;
 //   - one reservation per id: retries with the same id and lines return the
-//     first reservation, and commit and release are idempotent;
+//     held or committed reservation, and commit and release are idempotent;
+//     a released id held nothing and may hold stock anew, and committing an
+//     expired hold takes its stock again while there is some;
 //   - every held reservation ends: it is committed, released, or released
 //     by the sweeper once its expire time has passed, also when it was
 //     stranded by a crash.
