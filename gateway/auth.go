@@ -39,7 +39,9 @@ const (
 var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").
 	WithPadding(base32.NoPadding)
 
-var tokenEncoding = base64.RawURLEncoding
+// tokenEncoding is strict so that each token has one spelling: a client
+// cannot mint variants of a token by flipping unused trailing bits.
+var tokenEncoding = base64.RawURLEncoding.Strict()
 
 // Reasons a token is refused. The messages reach the client, so they say
 // what to do about it.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/base64"
 	"log/slog"
 	"strings"
 	"testing"
@@ -211,5 +213,41 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	if _, err := New(good); err != nil {
 		t.Errorf("New(good config): %v", err)
+	}
+}
+
+// TestTokenHasOneSpelling flips the unused low bits of a token's last
+// character, which a lax base64 decoder ignores: the variant must be
+// refused, so that a token cannot be re-minted in other spellings.
+func TestTokenHasOneSpelling(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	g := env.gw
+	token := g.signToken("shp_spelling", g.now().Add(time.Hour))
+	if _, err := g.verifyToken(token); err != nil {
+		t.Fatalf("verifyToken(own token) = %v", err)
+	}
+
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	_, sig, _ := strings.Cut(token, ".")
+	want, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	variants := 0
+	for _, c := range alphabet {
+		variant := sig[:len(sig)-1] + string(c)
+		got, err := base64.RawURLEncoding.DecodeString(variant)
+		if variant == sig || err != nil || !bytes.Equal(got, want) {
+			continue // not a lax spelling of the same signature
+		}
+		variants++
+		head, _, _ := strings.Cut(token, ".")
+		if _, err := g.verifyToken(head + "." + variant); err == nil {
+			t.Errorf("verifyToken accepted the variant spelling %q of %q", variant, sig)
+		}
+	}
+	if variants == 0 {
+		t.Fatalf("signature %q has no lax variants to try; the test proves nothing", sig)
 	}
 }
