@@ -305,6 +305,7 @@ type faultProxy struct {
 	srv   *httptest.Server
 	fail  sync.Map // procedure path -> connect.Code to answer with
 	hang  sync.Map // procedure path -> true
+	delay sync.Map // procedure path -> time.Duration before forwarding
 	calls sync.Map // procedure path -> *atomic.Int64
 	seen  sync.Map // procedure path -> last Connect-Timeout-Ms header seen
 }
@@ -322,6 +323,9 @@ func startFaultProxy(tb testing.TB, target string) *faultProxy {
 		n, _ := p.calls.LoadOrStore(r.URL.Path, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 		p.seen.Store(r.URL.Path, r.Header.Get("Connect-Timeout-Ms"))
+		if d, ok := p.delay.Load(r.URL.Path); ok {
+			time.Sleep(d.(time.Duration)) // a slow service, not a test waiting
+		}
 		if _, ok := p.hang.Load(r.URL.Path); ok {
 			<-r.Context().Done()
 			return
@@ -554,5 +558,60 @@ func TestCartDyingMidAnswerIsRetryable(t *testing.T) {
 	}
 	if _, err := s.client.Checkout(t.Context(), authed(s, &shopv1.CheckoutRequest{RequestId: "r1"})); err != nil {
 		t.Errorf("retried Checkout: %v", err)
+	}
+}
+
+// TestCheckoutOutlivesItsCaller gives up on a checkout while a service is
+// slow, once during the reservation and once while the order is placed. The
+// checkout must still run to its end without any retry: the stock is sold
+// and the order exists, so that no hold is stranded and no order is left
+// without its stock. Found by the newcomer attack.
+func TestCheckoutOutlivesItsCaller(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		slow string
+	}{
+		{name: "slow_reserve", slow: "/tienda.inventory.v1.InventoryService/ReserveStock"},
+		{name: "slow_place_order", slow: "/tienda.cart.v1.CartService/PlaceOrder"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			services, gw, invProxy, cartProxy := startSplitApp(t)
+			inv := inventoryAdmin(services)
+			stockProduct(t, inv, "PATIENT-JUG", 5)
+			s := newShopper(t, gw)
+			if _, err := s.add(t.Context(), "PATIENT-JUG", 2); err != nil {
+				t.Fatalf("AddToCart: %v", err)
+			}
+			invProxy.delay.Store(tc.slow, 400*time.Millisecond)
+			cartProxy.delay.Store(tc.slow, 400*time.Millisecond)
+
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			_, err := s.client.Checkout(ctx, authed(s, &shopv1.CheckoutRequest{RequestId: "impatient"}))
+			if got := connect.CodeOf(err); got != connect.CodeDeadlineExceeded {
+				t.Fatalf("Checkout with a 100ms deadline: %v, want DeadlineExceeded", err)
+			}
+
+			// Nobody retries; the gateway finishes by itself.
+			deadline := time.Now().Add(10 * time.Second)
+			p := ledger(t, inv, "PATIENT-JUG")
+			for (p.GetSold() != 2 || p.GetReserved() != 0) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				p = ledger(t, inv, "PATIENT-JUG")
+			}
+			if p.GetSold() != 2 || p.GetReserved() != 0 {
+				t.Errorf("after the caller gave up: %v, want 2 sold and nothing held", p)
+			}
+			orders, err := s.client.ListOrders(t.Context(), authed(s, &shopv1.ListOrdersRequest{}))
+			if err != nil {
+				t.Fatalf("ListOrders: %v", err)
+			}
+			if n := len(orders.Msg.GetOrders()); n != 1 {
+				t.Errorf("shopper has %d orders, want the 1 the checkout placed", n)
+			}
+		})
 	}
 }

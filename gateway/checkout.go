@@ -20,6 +20,8 @@ import (
 
 // Bounds of the steps that Checkout finishes even when its caller has gone.
 const (
+	// checkoutTimeout bounds reserving, placing and committing together.
+	checkoutTimeout = 20 * time.Second
 	// cleanupTimeout bounds the calls that undo or inspect a failed
 	// PlaceOrder.
 	cleanupTimeout = 5 * time.Second
@@ -91,14 +93,20 @@ func (g *Gateway) Checkout(
 		return nil, err
 	}
 
-	if err := g.reserve(ctx, requestID, orderID, holdLines, products); err != nil {
+	// From the first hold on, the checkout runs to its end on a clock of
+	// its own: a client that goes away, or whose deadline passes, must
+	// leave neither a hold that buys nothing nor an order without its
+	// stock. It learns the outcome by retrying with the same request id.
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkoutTimeout)
+	defer cancel()
+	if err := g.reserve(work, requestID, orderID, holdLines, products); err != nil {
 		return nil, err
 	}
-	order, err := g.placeOrder(ctx, shopperID, requestID, orderID, c.GetVersion(), orderLines)
+	order, err := g.placeOrder(work, shopperID, requestID, orderID, c.GetVersion(), orderLines)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.commit(ctx, orderID); err != nil {
+	if err := g.commit(work, orderID); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&shopv1.CheckoutResponse{Order: shopOrder(order)}), nil
