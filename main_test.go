@@ -395,6 +395,23 @@ func TestShopperErrors(t *testing.T) {
 			want: connect.CodeInvalidArgument,
 		},
 		{
+			// PostgreSQL refuses NUL in text; it must never get that far.
+			name: "nul_in_sku",
+			call: func(ctx context.Context) error {
+				_, err := alice.add(ctx, "MUG\x00X", 1)
+				return err
+			},
+			want: connect.CodeInvalidArgument,
+		},
+		{
+			name: "nul_in_query",
+			call: func(ctx context.Context) error {
+				_, err := alice.client.ListProducts(ctx, authed(alice, &shopv1.ListProductsRequest{Query: "a\x00"}))
+				return err
+			},
+			want: connect.CodeInvalidArgument,
+		},
+		{
 			name: "oversized_page",
 			call: func(ctx context.Context) error {
 				_, err := alice.client.ListProducts(ctx, authed(alice, &shopv1.ListProductsRequest{PageSize: 5000}))

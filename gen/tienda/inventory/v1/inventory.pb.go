@@ -1381,42 +1381,48 @@ const file_tienda_inventory_v1_inventory_proto_rawDesc = "" +
 	"\badjusted\x18\t \x01(\x03R\badjusted\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"0\n" +
-	"\x11GetProductRequest\x12\x1b\n" +
-	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x03sku\"L\n" +
+	"updateTime\"C\n" +
+	"\x11GetProductRequest\x12.\n" +
+	"\x03sku\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x03sku\"L\n" +
 	"\x12GetProductResponse\x126\n" +
-	"\aproduct\x18\x01 \x01(\v2\x1c.tienda.inventory.v1.ProductR\aproduct\"\xaa\x01\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1c.tienda.inventory.v1.ProductR\aproduct\"\xce\x01\n" +
 	"\x13ListProductsRequest\x12&\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x123\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tpageToken\x12\x1d\n" +
-	"\x05query\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dR\x05query\x12#\n" +
-	"\bcategory\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\bcategory\"x\n" +
+	"page_token\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f\x18\x80\x022\n" +
+	"^[^\\x00]*$R\tpageToken\x12)\n" +
+	"\x05query\x18\x03 \x01(\tB\x13\xbaH\x10r\x0e\x18d2\n" +
+	"^[^\\x00]*$R\x05query\x12/\n" +
+	"\bcategory\x18\x04 \x01(\tB\x13\xbaH\x10r\x0e\x18@2\n" +
+	"^[^\\x00]*$R\bcategory\"x\n" +
 	"\x14ListProductsResponse\x128\n" +
 	"\bproducts\x18\x01 \x03(\v2\x1c.tienda.inventory.v1.ProductR\bproducts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"@\n" +
-	"\x17BatchGetProductsRequest\x12%\n" +
-	"\x04skus\x18\x01 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10\xc8\x01\"\x06r\x04\x10\x01\x18@R\x04skus\"w\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"S\n" +
+	"\x17BatchGetProductsRequest\x128\n" +
+	"\x04skus\x18\x01 \x03(\tB$\xbaH!\x92\x01\x1e\x10\xc8\x01\"\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x04skus\"w\n" +
 	"\x18BatchGetProductsResponse\x128\n" +
 	"\bproducts\x18\x01 \x03(\v2\x1c.tienda.inventory.v1.ProductR\bproducts\x12!\n" +
-	"\fmissing_skus\x18\x02 \x03(\tR\vmissingSkus\"\xfb\x01\n" +
+	"\fmissing_skus\x18\x02 \x03(\tR\vmissingSkus\"\x9f\x02\n" +
 	"\x14UpsertProductRequest\x129\n" +
-	"\x03sku\x18\x01 \x01(\tB'\xbaH$r\"\x10\x01\x18@2\x1c^[A-Za-z0-9][A-Za-z0-9._-]*$R\x03sku\x12\x1e\n" +
-	"\x04name\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x04name\x12*\n" +
-	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12%\n" +
-	"\bcategory\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bcategory\x125\n" +
+	"\x03sku\x18\x01 \x01(\tB'\xbaH$r\"\x10\x01\x18@2\x1c^[A-Za-z0-9][A-Za-z0-9._-]*$R\x03sku\x12*\n" +
+	"\x04name\x18\x02 \x01(\tB\x16\xbaH\x13r\x11\x10\x01\x18\xc8\x012\n" +
+	"^[^\\x00]*$R\x04name\x126\n" +
+	"\vdescription\x18\x03 \x01(\tB\x14\xbaH\x11r\x0f\x18\xd0\x0f2\n" +
+	"^[^\\x00]*$R\vdescription\x121\n" +
+	"\bcategory\x18\x04 \x01(\tB\x15\xbaH\x12r\x10\x10\x01\x18@2\n" +
+	"^[^\\x00]*$R\bcategory\x125\n" +
 	"\x05price\x18\x05 \x01(\v2\x17.tienda.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x05price\"O\n" +
 	"\x15UpsertProductResponse\x126\n" +
-	"\aproduct\x18\x01 \x01(\v2\x1c.tienda.inventory.v1.ProductR\aproduct\"\x81\x01\n" +
-	"\x12AdjustStockRequest\x12\x1b\n" +
-	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x03sku\x12,\n" +
-	"\x05delta\x18\x02 \x01(\x03B\x16\xbaH\x13\"\x118\x00\x18\xc0\x84=(\xc0\xfb\xc2\xff\xff\xff\xff\xff\xff\x01R\x05delta\x12 \n" +
-	"\x06reason\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06reason\"M\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1c.tienda.inventory.v1.ProductR\aproduct\"\xa0\x01\n" +
+	"\x12AdjustStockRequest\x12.\n" +
+	"\x03sku\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x03sku\x12,\n" +
+	"\x05delta\x18\x02 \x01(\x03B\x16\xbaH\x13\"\x118\x00\x18\xc0\x84=(\xc0\xfb\xc2\xff\xff\xff\xff\xff\xff\x01R\x05delta\x12,\n" +
+	"\x06reason\x18\x03 \x01(\tB\x14\xbaH\x11r\x0f\x18\xc8\x012\n" +
+	"^[^\\x00]*$R\x06reason\"M\n" +
 	"\x13AdjustStockResponse\x126\n" +
-	"\aproduct\x18\x01 \x01(\v2\x1c.tienda.inventory.v1.ProductR\aproduct\"V\n" +
-	"\x0fReservationLine\x12\x1b\n" +
-	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x03sku\x12&\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1c.tienda.inventory.v1.ProductR\aproduct\"i\n" +
+	"\x0fReservationLine\x12.\n" +
+	"\x03sku\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x03sku\x12&\n" +
 	"\bquantity\x18\x02 \x01(\x03B\n" +
 	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\xea\x01\n" +
 	"\vReservation\x12%\n" +
@@ -1424,10 +1430,9 @@ const file_tienda_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x05lines\x18\x02 \x03(\v2$.tienda.inventory.v1.ReservationLineR\x05lines\x12;\n" +
 	"\x05state\x18\x03 \x01(\x0e2%.tienda.inventory.v1.ReservationStateR\x05state\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xcd\x01\n" +
-	"\x13ReserveStockRequest\x121\n" +
-	"\x0ereservation_id\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\rreservationId\x12G\n" +
+	"expireTime\"\xe1\x01\n" +
+	"\x13ReserveStockRequest\x12E\n" +
+	"\x0ereservation_id\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\rreservationId\x12G\n" +
 	"\x05lines\x18\x02 \x03(\v2$.tienda.inventory.v1.ReservationLineB\v\xbaH\b\x92\x01\x05\b\x01\x10\xc8\x01R\x05lines\x12:\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\r\xbaH\n" +
 	"\xaa\x01\a\"\x03\b\x90\x1c2\x00R\x03ttl\"Z\n" +
@@ -1436,19 +1441,17 @@ const file_tienda_inventory_v1_inventory_proto_rawDesc = "" +
 	"\rStockShortage\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\trequested\x18\x02 \x01(\x03R\trequested\x12\x1c\n" +
-	"\tavailable\x18\x03 \x01(\x03R\tavailable\"M\n" +
-	"\x18CommitReservationRequest\x121\n" +
-	"\x0ereservation_id\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\rreservationId\"_\n" +
+	"\tavailable\x18\x03 \x01(\x03R\tavailable\"a\n" +
+	"\x18CommitReservationRequest\x12E\n" +
+	"\x0ereservation_id\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\rreservationId\"_\n" +
 	"\x19CommitReservationResponse\x12B\n" +
-	"\vreservation\x18\x01 \x01(\v2 .tienda.inventory.v1.ReservationR\vreservation\"N\n" +
-	"\x19ReleaseReservationRequest\x121\n" +
-	"\x0ereservation_id\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\rreservationId\"`\n" +
+	"\vreservation\x18\x01 \x01(\v2 .tienda.inventory.v1.ReservationR\vreservation\"b\n" +
+	"\x19ReleaseReservationRequest\x12E\n" +
+	"\x0ereservation_id\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\rreservationId\"`\n" +
 	"\x1aReleaseReservationResponse\x12B\n" +
-	"\vreservation\x18\x01 \x01(\v2 .tienda.inventory.v1.ReservationR\vreservation\"<\n" +
-	"\x11WatchStockRequest\x12'\n" +
-	"\x04skus\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\b\x01\x10\xc8\x01\"\x06r\x04\x10\x01\x18@R\x04skus\"D\n" +
+	"\vreservation\x18\x01 \x01(\v2 .tienda.inventory.v1.ReservationR\vreservation\"O\n" +
+	"\x11WatchStockRequest\x12:\n" +
+	"\x04skus\x18\x01 \x03(\tB&\xbaH#\x92\x01 \b\x01\x10\xc8\x01\"\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x04skus\"D\n" +
 	"\x12WatchStockResponse\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable*\x92\x01\n" +

@@ -1610,18 +1610,21 @@ const file_tienda_shop_v1_shop_proto_rawDesc = "" +
 	"\n" +
 	"shopper_id\x18\x02 \x01(\tR\tshopperId\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xaa\x01\n" +
+	"expireTime\"\xce\x01\n" +
 	"\x13ListProductsRequest\x12&\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x123\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tpageToken\x12\x1d\n" +
-	"\x05query\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dR\x05query\x12#\n" +
-	"\bcategory\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\bcategory\"s\n" +
+	"page_token\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f\x18\x80\x022\n" +
+	"^[^\\x00]*$R\tpageToken\x12)\n" +
+	"\x05query\x18\x03 \x01(\tB\x13\xbaH\x10r\x0e\x18d2\n" +
+	"^[^\\x00]*$R\x05query\x12/\n" +
+	"\bcategory\x18\x04 \x01(\tB\x13\xbaH\x10r\x0e\x18@2\n" +
+	"^[^\\x00]*$R\bcategory\"s\n" +
 	"\x14ListProductsResponse\x123\n" +
 	"\bproducts\x18\x01 \x03(\v2\x17.tienda.shop.v1.ProductR\bproducts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
-	"\x11GetProductRequest\x12\x1b\n" +
-	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x03sku\"G\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"C\n" +
+	"\x11GetProductRequest\x12.\n" +
+	"\x03sku\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x03sku\"G\n" +
 	"\x12GetProductResponse\x121\n" +
 	"\aproduct\x18\x01 \x01(\v2\x17.tienda.shop.v1.ProductR\aproduct\"\xf5\x01\n" +
 	"\bCartLine\x12\x10\n" +
@@ -1640,21 +1643,21 @@ const file_tienda_shop_v1_shop_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\"\x10\n" +
 	"\x0eGetCartRequest\";\n" +
 	"\x0fGetCartResponse\x12(\n" +
-	"\x04cart\x18\x01 \x01(\v2\x14.tienda.shop.v1.CartR\x04cart\"W\n" +
-	"\x10AddToCartRequest\x12\x1b\n" +
-	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x03sku\x12&\n" +
+	"\x04cart\x18\x01 \x01(\v2\x14.tienda.shop.v1.CartR\x04cart\"j\n" +
+	"\x10AddToCartRequest\x12.\n" +
+	"\x03sku\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x03sku\x12&\n" +
 	"\bquantity\x18\x02 \x01(\x03B\n" +
 	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"=\n" +
 	"\x11AddToCartResponse\x12(\n" +
-	"\x04cart\x18\x01 \x01(\v2\x14.tienda.shop.v1.CartR\x04cart\"\\\n" +
-	"\x15UpdateCartItemRequest\x12\x1b\n" +
-	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x03sku\x12&\n" +
+	"\x04cart\x18\x01 \x01(\v2\x14.tienda.shop.v1.CartR\x04cart\"o\n" +
+	"\x15UpdateCartItemRequest\x12.\n" +
+	"\x03sku\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x03sku\x12&\n" +
 	"\bquantity\x18\x02 \x01(\x03B\n" +
 	"\xbaH\a\"\x05\x18\xe8\a(\x00R\bquantity\"B\n" +
 	"\x16UpdateCartItemResponse\x12(\n" +
-	"\x04cart\x18\x01 \x01(\v2\x14.tienda.shop.v1.CartR\x04cart\"4\n" +
-	"\x15RemoveFromCartRequest\x12\x1b\n" +
-	"\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x03sku\"B\n" +
+	"\x04cart\x18\x01 \x01(\v2\x14.tienda.shop.v1.CartR\x04cart\"G\n" +
+	"\x15RemoveFromCartRequest\x12.\n" +
+	"\x03sku\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x03sku\"B\n" +
 	"\x16RemoveFromCartResponse\x12(\n" +
 	"\x04cart\x18\x01 \x01(\v2\x14.tienda.shop.v1.CartR\x04cart\"O\n" +
 	"\x0fCheckoutRequest\x12<\n" +
@@ -1676,21 +1679,21 @@ const file_tienda_shop_v1_shop_proto_rawDesc = "" +
 	"\x05total\x18\x03 \x01(\v2\x17.tienda.common.v1.MoneyR\x05total\x123\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x1b.tienda.shop.v1.OrderStatusR\x06status\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"8\n" +
-	"\x0fGetOrderRequest\x12%\n" +
-	"\border_id\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\aorderId\"?\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"L\n" +
+	"\x0fGetOrderRequest\x129\n" +
+	"\border_id\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\aorderId\"?\n" +
 	"\x10GetOrderResponse\x12+\n" +
-	"\x05order\x18\x01 \x01(\v2\x15.tienda.shop.v1.OrderR\x05order\"d\n" +
+	"\x05order\x18\x01 \x01(\v2\x15.tienda.shop.v1.OrderR\x05order\"p\n" +
 	"\x11ListOrdersRequest\x12&\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x123\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tpageToken\"k\n" +
+	"page_token\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f\x18\x80\x022\n" +
+	"^[^\\x00]*$R\tpageToken\"k\n" +
 	"\x12ListOrdersResponse\x12-\n" +
 	"\x06orders\x18\x01 \x03(\v2\x15.tienda.shop.v1.OrderR\x06orders\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
-	"\x18WatchAvailabilityRequest\x12&\n" +
-	"\x04skus\x18\x01 \x03(\tB\x12\xbaH\x0f\x92\x01\f\b\x01\x10d\"\x06r\x04\x10\x01\x18@R\x04skus\"K\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"U\n" +
+	"\x18WatchAvailabilityRequest\x129\n" +
+	"\x04skus\x18\x01 \x03(\tB%\xbaH\"\x92\x01\x1f\b\x01\x10d\"\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$R\x04skus\"K\n" +
 	"\x19WatchAvailabilityResponse\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable*D\n" +
