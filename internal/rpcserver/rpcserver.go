@@ -16,9 +16,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -38,6 +40,9 @@ const (
 	maxHeaderBytes  = 64 << 10
 	readHeaderLimit = 10 * time.Second
 	idleLimit       = 2 * time.Minute
+	// DefaultBodyTimeout bounds how long a client may take to send a
+	// request body once its headers are in.
+	DefaultBodyTimeout = 30 * time.Second
 )
 
 // Config says what a [Server] serves and where.
@@ -58,6 +63,9 @@ type Config struct {
 	// CallTimeout bounds a unary call whose client set no deadline; zero
 	// means [DefaultCallTimeout]. A client's own deadline always wins.
 	CallTimeout time.Duration
+	// BodyTimeout bounds how long a client may take to send a request
+	// body; zero means [DefaultBodyTimeout].
+	BodyTimeout time.Duration
 }
 
 // DefaultCallTimeout bounds unary calls that come without a deadline.
@@ -90,6 +98,9 @@ func New(cfg Config) *Server {
 	cfg.Logger = cfg.Logger.With(slog.String("part", cfg.Name))
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	v, err := newValidator()
 	if err != nil {
@@ -151,7 +162,7 @@ func (s *Server) Start() error {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	s.http = &http.Server{
-		Handler:           s.withCORS(s.mux),
+		Handler:           s.withCORS(s.withBodyTimeout(s.mux)),
 		Protocols:         protocols,
 		ReadHeaderTimeout: readHeaderLimit,
 		IdleTimeout:       idleLimit,
@@ -191,6 +202,45 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// withBodyTimeout gives each request BodyTimeout to deliver its body, so
+// that a client trickling bytes cannot hold a connection and a goroutine
+// forever. Once the body is read, the deadline is lifted again: a
+// ReadTimeout on the whole server would instead cut off long streams.
+func (s *Server) withBodyTimeout(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)); err == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts its request's read deadline when the body ends.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case errors.Is(err, io.EOF) && !b.done:
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The network error names both ends of the connection; the client
+		// needs only to know that its body was too slow.
+		err = errSlowBody
+	}
+	return n, err
+}
+
+// errSlowBody is what a request whose body came too slowly fails with. It
+// is a deadline error, so Connect answers deadline_exceeded.
+var errSlowBody = fmt.Errorf("request body not received in time: %w", context.DeadlineExceeded)
 
 func (s *Server) withCORS(h http.Handler) http.Handler {
 	if len(s.cfg.AllowedOrigins) == 0 {

@@ -1,11 +1,14 @@
 package rpcserver_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -357,5 +360,41 @@ func TestCallsWithoutDeadlineAreBounded(t *testing.T) {
 	_, err := client.GetProduct(t.Context(), connect.NewRequest(&inventoryv1.GetProductRequest{Sku: "HANG"}))
 	if got := connect.CodeOf(err); got != connect.CodeDeadlineExceeded {
 		t.Errorf("GetProduct(hanging) with no client deadline: %v, want DeadlineExceeded", err)
+	}
+}
+
+// TestSlowBodyIsCutOff sends headers and half a body, then nothing more:
+// the server must give up on the request instead of holding it open.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	t.Parallel()
+	ts := startServerWith(t, rpcserver.Config{BodyTimeout: 200 * time.Millisecond})
+	addr := strings.TrimPrefix(ts.srv.URL(), "http://")
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
+		"Content-Length: 100\r\n\r\n{\"sku\":", inventoryv1connect.InventoryServiceGetProductProcedure, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The test's own bound, far above the server's 200ms.
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled request: %v", err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "deadline_exceeded") {
+		t.Errorf("stalled request answered %d %s, want 504 deadline_exceeded", res.StatusCode, body)
+	}
+	if strings.Contains(string(body), "tcp") || strings.Contains(string(body), "127.0.0.1") {
+		t.Errorf("answer leaks connection details: %s", body)
 	}
 }
