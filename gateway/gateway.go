@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -82,7 +83,15 @@ type Gateway struct {
 	// commitBackoff is the pause before the first retry of a failed
 	// CommitReservation; each retry doubles it.
 	commitBackoff time.Duration
+
+	mu       sync.Mutex
+	watching map[string]int // open WatchAvailability streams per shopper
 }
+
+// MaxWatchesPerShopper is how many WatchAvailability streams one shopper
+// may have open at once: enough for a few browser tabs, too few for one
+// session to tie up the gateway's and the inventory's memory.
+const MaxWatchesPerShopper = 8
 
 var _ shopv1connect.ShopServiceHandler = (*Gateway)(nil)
 
@@ -110,6 +119,7 @@ func New(cfg Config) (*Gateway, error) {
 		sessionTTL:     cfg.SessionTTL,
 		reservationTTL: cfg.ReservationTTL,
 		commitBackoff:  100 * time.Millisecond,
+		watching:       make(map[string]int),
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -329,6 +339,12 @@ func (g *Gateway) WatchAvailability(
 	req *connect.Request[shopv1.WatchAvailabilityRequest],
 	stream *connect.ServerStream[shopv1.WatchAvailabilityResponse],
 ) error {
+	release, err := g.startWatch(shopperFrom(ctx))
+	if err != nil {
+		return err
+	}
+	defer release()
+
 	// Ending ctx, which happens when the client goes away, ends the
 	// inventory stream too.
 	ctx, cancel := context.WithCancel(ctx)
@@ -357,6 +373,26 @@ func (g *Gateway) WatchAvailability(
 		return err
 	}
 	return downstream("inventory", watch.Err())
+}
+
+// startWatch counts a new stream of shopperID against
+// [MaxWatchesPerShopper], and returns the function that ends it.
+func (g *Gateway) startWatch(shopperID string) (release func(), err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.watching[shopperID] >= MaxWatchesPerShopper {
+		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"at most %d availability watches may be open at once; close one first",
+			MaxWatchesPerShopper))
+	}
+	g.watching[shopperID]++
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.watching[shopperID]--; g.watching[shopperID] == 0 {
+			delete(g.watching, shopperID)
+		}
+	}, nil
 }
 
 // product returns one product of the inventory; an unknown SKU is NotFound.

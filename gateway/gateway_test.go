@@ -416,3 +416,63 @@ func TestServedWithRPCServerOptions(t *testing.T) {
 	_, err = s.shop.GetProduct(t.Context(), req(s, &shopv1.GetProductRequest{Sku: skuMug}))
 	checkCode(t, "GetProduct", err, connect.CodeUnavailable, "inventory is unavailable")
 }
+
+// TestWatchesPerShopperAreLimited opens one stream more than a shopper may:
+// it is refused with ResourceExhausted, and closing one makes room again.
+func TestWatchesPerShopperAreLimited(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	s := newSession(t, env.client(t, protocols[0]))
+	open := func(ctx context.Context) error { return openWatch(ctx, s) }
+
+	cancels := make([]context.CancelFunc, 0, MaxWatchesPerShopper)
+	for i := range MaxWatchesPerShopper {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		if err := open(ctx); err != nil {
+			t.Fatalf("watch %d: %v", i+1, err)
+		}
+		cancels = append(cancels, cancel)
+	}
+	err := open(t.Context())
+	if got := connect.CodeOf(err); got != connect.CodeResourceExhausted {
+		t.Fatalf("watch %d: %v, want ResourceExhausted", MaxWatchesPerShopper+1, err)
+	}
+
+	// Another shopper is not affected.
+	other := newSession(t, env.client(t, protocols[0]))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if err := openWatch(ctx, other); err != nil {
+		t.Fatalf("another shopper's watch: %v", err)
+	}
+
+	cancels[0]()
+	<-env.inv.watchEnded // the gateway let go of the closed stream
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := open(t.Context())
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("watch after closing one: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // the release runs as the handler returns
+	}
+}
+
+// openWatch opens a watch of one product for s and waits for its first
+// message, by which time the gateway has counted it.
+func openWatch(ctx context.Context, s *session) error {
+	stream, err := s.shop.WatchAvailability(ctx, req(s, &shopv1.WatchAvailabilityRequest{
+		Skus: []string{skuMug},
+	}))
+	if err != nil {
+		return err
+	}
+	if !stream.Receive() {
+		return stream.Err()
+	}
+	return nil
+}
