@@ -162,7 +162,7 @@ func (s *Server) Start() error {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	s.http = &http.Server{
-		Handler:           s.withCORS(s.withBodyTimeout(s.mux)),
+		Handler:           s.withCORS(s.withRequestLimits(s.mux)),
 		Protocols:         protocols,
 		ReadHeaderTimeout: readHeaderLimit,
 		IdleTimeout:       idleLimit,
@@ -203,12 +203,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// withBodyTimeout gives each request BodyTimeout to deliver its body, so
-// that a client trickling bytes cannot hold a connection and a goroutine
-// forever. Once the body is read, the deadline is lifted again: a
-// ReadTimeout on the whole server would instead cut off long streams.
-func (s *Server) withBodyTimeout(h http.Handler) http.Handler {
+// withRequestLimits marks answers to GET calls private, and gives each
+// request BodyTimeout to deliver its body, so that a client trickling bytes
+// cannot hold a connection and a goroutine forever. Once the body is read,
+// the deadline is lifted again: a ReadTimeout on the whole server would
+// instead cut off long streams.
+func (s *Server) withRequestLimits(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			// Answers to GET calls depend on the caller's token: shared
+			// caches must not keep them. Handlers may say otherwise.
+			w.Header().Set("Cache-Control", "private")
+			w.Header().Add("Vary", "Authorization")
+		}
 		rc := http.NewResponseController(w)
 		if err := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)); err == nil {
 			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}

@@ -398,3 +398,24 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 		t.Errorf("answer leaks connection details: %s", body)
 	}
 }
+
+// TestGetAnswersArePrivate calls a method with HTTP GET, as a Connect
+// client may for side-effect-free methods: shared caches must not keep the
+// answer, which may depend on the caller's token.
+func TestGetAnswersArePrivate(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	client := inventoryv1connect.NewInventoryServiceClient(h2cClient(), ts.srv.URL(),
+		connect.WithHTTPGet(), connect.WithProtoJSON())
+
+	res, err := client.GetProduct(t.Context(), connect.NewRequest(&inventoryv1.GetProductRequest{Sku: "MUG"}))
+	if err != nil {
+		t.Fatalf("GetProduct over GET: %v", err)
+	}
+	if got := res.Header().Get("Cache-Control"); got != "private" {
+		t.Errorf("Cache-Control = %q, want private", got)
+	}
+	if got := res.Header().Values("Vary"); !slices.Contains(got, "Authorization") {
+		t.Errorf("Vary = %q, want it to include Authorization", got)
+	}
+}
