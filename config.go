@@ -104,7 +104,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		if v := env(envName); v != "" {
 			*p = splitList(v)
 		}
-		fs.Func(name, help+", comma-separated ($TIENDA_"+envName+")", func(v string) error {
+		def := ""
+		if len(*p) > 0 {
+			def = " (default " + strings.Join(*p, ",") + ")"
+		}
+		fs.Func(name, help+", comma-separated ($TIENDA_"+envName+")"+def, func(v string) error {
 			*p = splitList(v)
 			return nil
 		})
@@ -114,8 +118,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&cfg.GatewayAddr, "gateway-addr", "GATEWAY_ADDR", "address the gateway listens on")
 	str(&cfg.InventoryAddr, "inventory-addr", "INVENTORY_ADDR", "address the inventory service listens on")
 	str(&cfg.CartAddr, "cart-addr", "CART_ADDR", "address the cart service listens on")
-	list(&cfg.InventoryURLs, "inventory-url", "INVENTORY_URL", "inventory replicas the gateway calls")
-	list(&cfg.CartURLs, "cart-url", "CART_URL", "cart replicas the gateway calls")
+	list(&cfg.InventoryURLs, "inventory-url", "INVENTORY_URL",
+		"inventory replicas that tienda gateway calls (all-in-one mode uses its own)")
+	list(&cfg.CartURLs, "cart-url", "CART_URL",
+		"cart replicas that tienda gateway calls (all-in-one mode uses its own)")
 	str(&cfg.InventoryDSN, "inventory-dsn", "INVENTORY_DSN", "PostgreSQL DSN for inventory; empty uses SQLite")
 	str(&cfg.CartDSN, "cart-dsn", "CART_DSN", "PostgreSQL DSN for the cart; empty uses SQLite")
 	str(&cfg.SessionSecret, "session-secret", "SESSION_SECRET",
@@ -124,8 +130,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&cfg.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
 
 	ttl := cfg.ReservationTTL.String()
-	str(&ttl, "reservation-ttl", "RESERVATION_TTL", "how long checkout holds stock before it returns by itself")
-	level := cfg.LogLevel.String()
+	str(&ttl, "reservation-ttl", "RESERVATION_TTL",
+		"how long checkout holds stock before it returns by itself, 1s to 1h")
+	level := strings.ToLower(cfg.LogLevel.String())
 	str(&level, "log-level", "LOG_LEVEL", "lowest level logged: debug, info, warn or error")
 	catalog := strconv.FormatBool(cfg.LoadCatalog)
 	str(&catalog, "load-catalog", "LOAD_CATALOG", "load the bundled catalog into an empty inventory")
@@ -140,6 +147,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	var err error
 	if cfg.ReservationTTL, err = time.ParseDuration(ttl); err != nil {
 		errs = append(errs, fmt.Errorf("reservation-ttl: %w", err))
+		cfg.ReservationTTL = defaults.ReservationTTL // reported once, not twice
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("log-level: %w", err))
