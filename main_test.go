@@ -475,6 +475,23 @@ func TestShopperErrors(t *testing.T) {
 		})
 	}
 
+	// A line holds at most 1000 units, whatever is in stock, and the
+	// message says so rather than blaming the stock.
+	stockProduct(t, inventoryAdmin(a), "BULK-NAILS", 5000)
+	if _, err := alice.add(t.Context(), "BULK-NAILS", 1000); err != nil {
+		t.Fatalf("AddToCart(1000): %v", err)
+	}
+	_, err = alice.add(t.Context(), "BULK-NAILS", 1)
+	var cerr *connect.Error
+	if !errors.As(err, &cerr) || cerr.Code() != connect.CodeFailedPrecondition ||
+		!strings.Contains(cerr.Message(), "at most 1000") {
+		t.Errorf("AddToCart past 1000 units: %v, want failed_precondition naming the limit", err)
+	}
+	if _, err := alice.client.RemoveFromCart(t.Context(),
+		authed(alice, &shopv1.RemoveFromCartRequest{Sku: "BULK-NAILS"})); err != nil {
+		t.Fatalf("RemoveFromCart: %v", err)
+	}
+
 	// Bob's order survived Alice's attempts, and so did Alice's empty cart.
 	if _, err := bob.order(t.Context(), bobsOrder.Msg.GetOrder().GetOrderId()); err != nil {
 		t.Errorf("Bob's GetOrder: %v", err)

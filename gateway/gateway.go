@@ -88,6 +88,10 @@ type Gateway struct {
 	watching map[string]int // open WatchAvailability streams per shopper
 }
 
+// maxLineQuantity is the most units one cart line may hold: the cart
+// service's limit, also stated by the quantity rules of the protos.
+const maxLineQuantity = 1000
+
 // MaxWatchesPerShopper is how many WatchAvailability streams one shopper
 // may have open at once: enough for a few browser tabs, too few for one
 // session to tie up the gateway's and the inventory's memory.
@@ -228,6 +232,9 @@ func (g *Gateway) AddToCart(
 	if cerr, ok := wireError(err, connect.CodeFailedPrecondition); ok {
 		msg := fmt.Sprintf("only %d left of %s; your cart cannot hold more than that",
 			p.GetAvailable(), sku)
+		if p.GetAvailable() > maxLineQuantity {
+			msg = fmt.Sprintf("a cart line holds at most %d units of %s", maxLineQuantity, sku)
+		}
 		return nil, relay(connect.CodeFailedPrecondition, msg, cerr)
 	}
 	if err != nil {
