@@ -22,7 +22,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLite is an SQLite database file opened for a store: one connection for
@@ -70,6 +71,14 @@ func OpenSQLite(ctx context.Context, path string, fsys fs.FS, logger *slog.Logge
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return &SQLite{Writer: writer, Reader: reader}, nil
+}
+
+// Busy reports whether err means that SQLite gave up waiting for a lock
+// that another process held: nothing was written, and the call may be
+// tried again.
+func Busy(err error) bool {
+	var serr *sqlite.Error
+	return errors.As(err, &serr) && serr.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // Close closes both pools.

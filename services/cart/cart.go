@@ -38,6 +38,7 @@ import (
 	cartv1 "github.com/tienda/tienda/gen/tienda/cart/v1"
 	"github.com/tienda/tienda/gen/tienda/cart/v1/cartv1connect"
 	commonv1 "github.com/tienda/tienda/gen/tienda/common/v1"
+	"github.com/tienda/tienda/internal/storedb"
 	"github.com/tienda/tienda/services/cart/internal/store"
 	"github.com/tienda/tienda/services/cart/internal/store/postgres"
 	"github.com/tienda/tienda/services/cart/internal/store/sqlite"
@@ -272,6 +273,9 @@ func connectError(err error) error {
 			errors.New("the order id is already used by another order"))
 	case errors.Is(err, store.ErrInvalidPageToken):
 		return connect.NewError(connect.CodeInvalidArgument, errors.New("invalid page token"))
+	case storedb.Busy(err):
+		// Another process holds the database's write lock; nothing changed.
+		return connect.NewError(connect.CodeUnavailable, errors.New("the store is busy; try again"))
 	default:
 		return err
 	}

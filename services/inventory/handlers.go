@@ -11,6 +11,7 @@ import (
 
 	commonv1 "github.com/tienda/tienda/gen/tienda/common/v1"
 	inventoryv1 "github.com/tienda/tienda/gen/tienda/inventory/v1"
+	"github.com/tienda/tienda/internal/storedb"
 	"github.com/tienda/tienda/services/inventory/internal/store"
 	"github.com/tienda/tienda/services/inventory/internal/watch"
 )
@@ -269,6 +270,9 @@ func connectError(err error) error {
 		return connect.NewError(connect.CodeCanceled, context.Canceled)
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeDeadlineExceeded, context.DeadlineExceeded)
+	case storedb.Busy(err):
+		// Another process holds the database's write lock; nothing changed.
+		return connect.NewError(connect.CodeUnavailable, errors.New("the store is busy; try again"))
 	}
 	return err
 }
