@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -764,5 +765,33 @@ func TestWatchAvailability(t *testing.T) {
 	}
 	if code := connect.CodeOf(stream.Err()); code != connect.CodeCanceled && code != connect.CodeDeadlineExceeded {
 		t.Errorf("stream after the caller left ended with %v", stream.Err())
+	}
+}
+
+// TestFullCartSaysSo fills a cart to its limit of distinct products: the
+// next product is refused with a message about the cart, not the stock.
+func TestFullCartSaysSo(t *testing.T) {
+	t.Parallel()
+	a := startTestApp(t, "")
+	inv := inventoryAdmin(a)
+	s := newShopper(t, a)
+	const lines = 100 // the cart service's limit
+	for i := range lines + 1 {
+		stockProduct(t, inv, fmt.Sprintf("FILL-%03d", i), 10)
+	}
+	for i := range lines {
+		if _, err := s.add(t.Context(), fmt.Sprintf("FILL-%03d", i), 1); err != nil {
+			t.Fatalf("AddToCart(line %d): %v", i+1, err)
+		}
+	}
+	_, err := s.add(t.Context(), fmt.Sprintf("FILL-%03d", lines), 1)
+	var cerr *connect.Error
+	if !errors.As(err, &cerr) || cerr.Code() != connect.CodeFailedPrecondition ||
+		!strings.Contains(cerr.Message(), "at most 100 different products") {
+		t.Errorf("AddToCart(line %d): %v, want failed_precondition about a full cart", lines+1, err)
+	}
+	cart, err := s.client.GetCart(t.Context(), authed(s, &shopv1.GetCartRequest{}))
+	if err != nil || len(cart.Msg.GetCart().GetLines()) != lines {
+		t.Errorf("GetCart of a full cart: %v, want %d lines", err, lines)
 	}
 }

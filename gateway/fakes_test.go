@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
 
 	cartv1 "github.com/tienda/tienda/gen/tienda/cart/v1"
@@ -517,8 +518,19 @@ func (f *fakeCart) AddItem(
 		if c.Lines[i].Quantity == 0 {
 			c.Lines = c.Lines[:i]
 		}
-		return nil, connect.NewError(connect.CodeFailedPrecondition,
+		// Like the real service, say which precondition failed.
+		cerr := connect.NewError(connect.CodeFailedPrecondition,
 			fmt.Errorf("line would hold %d, more than %d", sum, max))
+		detail, err := connect.NewErrorDetail(&errdetails.PreconditionFailure{
+			Violations: []*errdetails.PreconditionFailure_Violation{
+				{Type: "QUANTITY_LIMIT", Subject: req.Msg.GetSku()},
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		cerr.AddDetail(detail)
+		return nil, cerr
 	}
 	c.Lines[i].Quantity = sum
 	c.Version++

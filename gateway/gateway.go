@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cartv1 "github.com/tienda/tienda/gen/tienda/cart/v1"
@@ -86,6 +87,26 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	watching map[string]int // open WatchAvailability streams per shopper
+}
+
+// quantityLimit reports whether the cart service refused a change because
+// a line would pass its limit, as opposed to, say, the cart being full. The
+// cart service says which in a PreconditionFailure detail.
+func quantityLimit(cerr *connect.Error) bool {
+	for _, d := range cerr.Details() {
+		v, err := d.Value()
+		if err != nil {
+			continue
+		}
+		if pf, ok := v.(*errdetails.PreconditionFailure); ok {
+			for _, violation := range pf.GetViolations() {
+				if violation.GetType() == "QUANTITY_LIMIT" {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // maxLineQuantity is the most units one cart line may hold: the cart
@@ -229,6 +250,9 @@ func (g *Gateway) AddToCart(
 		Quantity:    req.Msg.GetQuantity(),
 		MaxQuantity: p.GetAvailable(),
 	}))
+	if cerr, ok := wireError(err, connect.CodeFailedPrecondition); ok && !quantityLimit(cerr) {
+		return nil, relay(cerr.Code(), cerr.Message(), cerr) // such as a full cart
+	}
 	if cerr, ok := wireError(err, connect.CodeFailedPrecondition); ok {
 		msg := fmt.Sprintf("only %d left of %s; your cart cannot hold more than that",
 			p.GetAvailable(), sku)

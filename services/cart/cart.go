@@ -241,6 +241,7 @@ const (
 	violationQuantityLimit = "QUANTITY_LIMIT"
 	violationCartChanged   = "CART_CHANGED"
 	violationLinesMismatch = "LINES_MISMATCH"
+	violationTooManyLines  = "TOO_MANY_LINES"
 )
 
 // connectError maps a store error to the Connect error the client sees. It
@@ -262,6 +263,9 @@ func connectError(err error) error {
 		return connect.NewError(connect.CodeInvalidArgument, errors.New(argErr.Reason))
 	case errors.Is(err, store.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("order not found"))
+	case errors.Is(err, store.ErrTooManyLines):
+		return preconditionError(fmt.Sprintf("a cart holds at most %d different products; "+
+			"remove one first", store.MaxLines), violationTooManyLines, "lines")
 	case errors.Is(err, store.ErrCartChanged):
 		return preconditionError("cart changed since it was priced; review it and check out again",
 			violationCartChanged, "cart_version")

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -39,6 +40,14 @@ func CheckAdd(sku string, inCart, quantity, maxQuantity int64) (int64, error) {
 		}
 	}
 	return inCart + quantity, nil
+}
+
+// CheckNewLine checks that a cart holding lines lines may take one more.
+func CheckNewLine(lines int) error {
+	if lines >= MaxLines {
+		return fmt.Errorf("cart holds %d products: %w", lines, ErrTooManyLines)
+	}
+	return nil
 }
 
 // saturatingAdd returns a+b for non-negative a and b, or math.MaxInt64 if the

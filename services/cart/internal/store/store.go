@@ -19,6 +19,10 @@ import (
 // the caller asks for.
 const MaxLineQuantity = 1000
 
+// MaxLines is the most lines, distinct products, one cart may hold: well
+// below the 200 lines that one order or reservation may carry.
+const MaxLines = 100
+
 // Page sizes of [Store.ListOrders].
 const (
 	DefaultPageSize = 20
@@ -34,6 +38,10 @@ var (
 	// ErrCartChanged means that the cart is no longer at the version an
 	// order was priced from.
 	ErrCartChanged = errors.New("cart changed")
+
+	// ErrTooManyLines means that a cart holds [MaxLines] lines already and
+	// cannot take another product.
+	ErrTooManyLines = errors.New("cart is full")
 
 	// ErrOrderConflict means that an order id is already taken by another
 	// shopper's order or by an order with other lines.

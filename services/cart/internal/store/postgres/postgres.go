@@ -111,6 +111,11 @@ func (s *Store) AddItem(ctx context.Context, shopperID, sku string, quantity, ma
 		if err != nil {
 			return err
 		}
+		if inCart == 0 {
+			if err := checkNewLine(ctx, tx, shopperID); err != nil {
+				return err
+			}
+		}
 		if err := setLine(ctx, tx, shopperID, sku, total, version); err != nil {
 			return err
 		}
@@ -140,6 +145,11 @@ func (s *Store) UpdateItem(ctx context.Context, shopperID, sku string, quantity 
 		}
 		if err := store.CheckUpdate(sku, inCart, quantity); err != nil {
 			return err
+		}
+		if inCart == 0 && quantity > 0 {
+			if err := checkNewLine(ctx, tx, shopperID); err != nil {
+				return err
+			}
 		}
 
 		if quantity != inCart {
@@ -545,4 +555,16 @@ func loadLinesOf(ctx context.Context, tx pgx.Tx, orders []store.Order) error {
 		return fmt.Errorf("select order lines: %w", err)
 	}
 	return nil
+}
+
+// checkNewLine checks that the cart, locked by the caller, may take one
+// more line.
+func checkNewLine(ctx context.Context, tx pgx.Tx, shopperID string) error {
+	var n int
+	err := tx.QueryRow(ctx,
+		`SELECT count(*) FROM cart_lines WHERE shopper_id = $1`, shopperID).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count cart lines: %w", err)
+	}
+	return store.CheckNewLine(n)
 }

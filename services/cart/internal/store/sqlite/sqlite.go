@@ -129,6 +129,11 @@ func (s *Store) AddItem(ctx context.Context, shopperID, sku string, quantity, ma
 		if err != nil {
 			return err
 		}
+		if inCart == 0 {
+			if err := checkNewLine(ctx, tx, shopperID); err != nil {
+				return err
+			}
+		}
 		version, err := bumpVersion(ctx, tx, shopperID, now)
 		if err != nil {
 			return err
@@ -156,6 +161,11 @@ func (s *Store) UpdateItem(ctx context.Context, shopperID, sku string, quantity 
 		}
 		if err := store.CheckUpdate(sku, inCart, quantity); err != nil {
 			return err
+		}
+		if inCart == 0 && quantity > 0 {
+			if err := checkNewLine(ctx, tx, shopperID); err != nil {
+				return err
+			}
 		}
 
 		if quantity != inCart {
@@ -568,4 +578,15 @@ func loadOrderLines(ctx context.Context, q querier, orderID,
 		return nil, fmt.Errorf("select order lines: %w", err)
 	}
 	return lines, nil
+}
+
+// checkNewLine checks that the cart may take one more line.
+func checkNewLine(ctx context.Context, tx *sql.Tx, shopperID string) error {
+	var n int
+	err := tx.QueryRowContext(ctx,
+		`SELECT count(*) FROM cart_lines WHERE shopper_id = ?`, shopperID).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count cart lines: %w", err)
+	}
+	return store.CheckNewLine(n)
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"get_cart_of_unknown_shopper", testGetCartOfUnknownShopper},
 		{"add_item", testAddItem},
 		{"add_item_limits", testAddItemLimits},
+		{"line_limit", testLineLimit},
 		{"update_item", testUpdateItem},
 		{"remove_item", testRemoveItem},
 		{"clear_cart", testClearCart},
@@ -1012,5 +1013,32 @@ func checkOneOrder(tb testing.TB, s store.Store, shopperID, orderID string) {
 	}
 	if diff := cmp.Diff([]string{orderID}, orderIDs(page.Orders)); diff != "" {
 		tb.Errorf("ListOrders(%q) mismatch (-want +got):\n%s", shopperID, diff)
+	}
+}
+
+func testLineLimit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const shopper = "shp_full"
+	for i := range store.MaxLines {
+		if _, err := s.AddItem(ctx, shopper, fmt.Sprintf("SKU-%03d", i), 1, 0, base); err != nil {
+			t.Fatalf("AddItem(line %d) = %v", i+1, err)
+		}
+	}
+	_, err := s.AddItem(ctx, shopper, "SKU-ONE-TOO-MANY", 1, 0, base)
+	if !errors.Is(err, store.ErrTooManyLines) {
+		t.Errorf("AddItem(line %d) = %v, want ErrTooManyLines", store.MaxLines+1, err)
+	}
+	_, err = s.UpdateItem(ctx, shopper, "SKU-ONE-TOO-MANY", 2, base)
+	if !errors.Is(err, store.ErrTooManyLines) {
+		t.Errorf("UpdateItem(new line %d) = %v, want ErrTooManyLines", store.MaxLines+1, err)
+	}
+
+	// Lines already in the cart still change.
+	cart, err := s.AddItem(ctx, shopper, "SKU-000", 1, 0, base)
+	if err != nil {
+		t.Fatalf("AddItem(existing line) = %v", err)
+	}
+	if n := len(cart.Lines); n != store.MaxLines {
+		t.Errorf("full cart has %d lines, want %d", n, store.MaxLines)
 	}
 }
