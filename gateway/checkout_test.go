@@ -219,70 +219,64 @@ func TestCheckoutShortage(t *testing.T) {
 	}
 }
 
-func TestCheckoutReleasesStockWhenOrderRefused(t *testing.T) {
+// TestCheckoutWhenPlaceOrderFails decides the fate of the hold by what the
+// cart service said: an answer means its transaction is over and the hold
+// goes back; no answer means PlaceOrder may still run and the hold stays.
+// Either way nothing was bought, so the same request id succeeds next.
+func TestCheckoutWhenPlaceOrderFails(t *testing.T) {
 	t.Parallel()
-	env := newEnv(t)
-	s := newSession(t, env.client(t, protocols[0]))
-	s.addToCart(t, skuMug, 2)
-	env.cart.failNext("PlaceOrder",
-		connect.NewError(connect.CodeFailedPrecondition, errors.New("cart changed")))
-
-	_, err := s.checkout(t, "req-1")
-	checkCode(t, "Checkout", err, connect.CodeFailedPrecondition, "your cart changed")
-	if n := env.inv.count("ReleaseReservation"); n != 1 {
-		t.Errorf("ReleaseReservation called %d times, want 1", n)
+	tests := []struct {
+		name         string
+		err          *connect.Error
+		wantCode     connect.Code
+		wantMsg      string
+		wantReleases int
+		wantStock    stock
+	}{
+		{
+			name:         "refused",
+			err:          connect.NewError(connect.CodeFailedPrecondition, errors.New("cart changed")),
+			wantCode:     connect.CodeFailedPrecondition,
+			wantMsg:      "your cart changed",
+			wantReleases: 1,
+			wantStock:    stock{Available: 5},
+		},
+		{
+			name:         "failed",
+			err:          connect.NewError(connect.CodeInternal, errors.New("oops")),
+			wantCode:     connect.CodeInternal,
+			wantReleases: 1,
+			wantStock:    stock{Available: 5},
+		},
+		{
+			name:         "outcome_unknown",
+			err:          connect.NewError(connect.CodeDeadlineExceeded, errors.New("slow")),
+			wantCode:     connect.CodeDeadlineExceeded,
+			wantReleases: 0,
+			wantStock:    stock{Available: 3, Reserved: 2},
+		},
 	}
-	checkStock(t, env.inv, map[string]stock{skuMug: {Available: 5}})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newEnv(t)
+			s := newSession(t, env.client(t, protocols[0]))
+			s.addToCart(t, skuMug, 2)
+			env.cart.failNext("PlaceOrder", tc.err)
 
-	// Nothing was bought, so the same request id may try again: its
-	// reservation holds the stock anew.
-	if _, err := s.checkout(t, "req-1"); err != nil {
-		t.Fatalf("Checkout again with the same request_id: %v", err)
+			_, err := s.checkout(t, "req-1")
+			checkCode(t, "Checkout", err, tc.wantCode, tc.wantMsg)
+			if n := env.inv.count("ReleaseReservation"); n != tc.wantReleases {
+				t.Errorf("ReleaseReservation called %d times, want %d", n, tc.wantReleases)
+			}
+			checkStock(t, env.inv, map[string]stock{skuMug: tc.wantStock})
+
+			if _, err := s.checkout(t, "req-1"); err != nil {
+				t.Fatalf("Checkout again with the same request_id: %v", err)
+			}
+			checkStock(t, env.inv, map[string]stock{skuMug: {Available: 3, Sold: 2}})
+		})
 	}
-	checkStock(t, env.inv, map[string]stock{skuMug: {Available: 3, Sold: 2}})
-}
-
-func TestCheckoutReleasesStockWhenCartFails(t *testing.T) {
-	t.Parallel()
-	env := newEnv(t)
-	s := newSession(t, env.client(t, protocols[0]))
-	s.addToCart(t, skuMug, 2)
-	env.cart.failNext("PlaceOrder", connect.NewError(connect.CodeInternal, errors.New("oops")))
-
-	// The cart service answered, so its transaction is over and GetOrder
-	// shows no order: the hold goes back.
-	_, err := s.checkout(t, "req-1")
-	checkCode(t, "Checkout", err, connect.CodeInternal, "")
-	if n := env.inv.count("ReleaseReservation"); n != 1 {
-		t.Errorf("ReleaseReservation called %d times, want 1", n)
-	}
-	checkStock(t, env.inv, map[string]stock{skuMug: {Available: 5}})
-
-	if _, err := s.checkout(t, "req-1"); err != nil {
-		t.Fatalf("Checkout again: %v", err)
-	}
-	checkStock(t, env.inv, map[string]stock{skuMug: {Available: 3, Sold: 2}})
-}
-
-func TestCheckoutKeepsStockWhenOutcomeUnknown(t *testing.T) {
-	t.Parallel()
-	env := newEnv(t)
-	s := newSession(t, env.client(t, protocols[0]))
-	s.addToCart(t, skuMug, 2)
-	env.cart.failNext("PlaceOrder", connect.NewError(connect.CodeDeadlineExceeded, errors.New("slow")))
-
-	// PlaceOrder may still be running, so the hold stays for a retry to use.
-	_, err := s.checkout(t, "req-1")
-	checkCode(t, "Checkout", err, connect.CodeDeadlineExceeded, "")
-	if n := env.inv.count("ReleaseReservation"); n != 0 {
-		t.Errorf("ReleaseReservation called %d times, want 0", n)
-	}
-	checkStock(t, env.inv, map[string]stock{skuMug: {Available: 3, Reserved: 2}})
-
-	if _, err := s.checkout(t, "req-1"); err != nil {
-		t.Fatalf("Checkout again: %v", err)
-	}
-	checkStock(t, env.inv, map[string]stock{skuMug: {Available: 3, Sold: 2}})
 }
 
 func TestCheckoutRetryAfterCartChanged(t *testing.T) {
